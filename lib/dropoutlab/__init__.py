@@ -1,0 +1,54 @@
+"""dropoutlab: the dropout variants, closed forms and helpers of the Dropout course.
+
+The package is laid out by job:
+
+- :mod:`dropoutlab.functional`: the arithmetic of every variant (like ``torch.nn.functional``);
+- :mod:`dropoutlab.nn`: thin modules over those functions;
+- :mod:`dropoutlab.theory`: closed forms that the chapters check by simulation;
+- :mod:`dropoutlab.plotting`: the book's figure style.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from . import functional, nn, plotting, theory
+from ._validation import check_flag
+
+__all__ = ["functional", "nn", "plotting", "theory", "setup"]
+__version__ = "0.1.0"
+
+
+def setup(seed: int = 0, *, prefer_gpu: bool = True) -> torch.device:
+    """Prepare a notebook: seed every RNG, set the plot style, pick a device.
+
+    Seeds Python's ``random``, NumPy's legacy global RNG and torch's default
+    generators (CPU and CUDA), so a notebook run twice prints the same numbers.
+
+    Args:
+        seed: the seed, an integer in [0, 2**63).
+        prefer_gpu: return ``cuda`` when a GPU is available (True), else ``cpu``.
+
+    Returns:
+        The device to put tensors and models on.
+
+    Example:
+        >>> import dropoutlab
+        >>> dropoutlab.setup(seed=1, prefer_gpu=False)
+        device(type='cpu')
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    check_flag(prefer_gpu, "prefer_gpu")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    plotting.use_style()
+    if prefer_gpu and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
