@@ -13,10 +13,19 @@ from torch import nn
 from . import functional as F
 from ._validation import check_flag, check_probability
 
-__all__ = ["Dropout"]
+__all__ = ["DropoutLayer", "Dropout"]
 
 
-class Dropout(nn.Module):
+class DropoutLayer(nn.Module):
+    """Base class of every dropout module in :mod:`dropoutlab.nn`.
+
+    It adds no behaviour. It marks a module as a dropout layer, so that
+    :func:`dropoutlab.mc.predict` can switch all of them (and torch's own) to
+    training mode while the rest of a model stays in evaluation mode.
+    """
+
+
+class Dropout(DropoutLayer):
     r"""Element-wise dropout, inverted or in the original two-phase form.
 
     See :func:`dropoutlab.functional.dropout` for the math. ``p`` is the drop
