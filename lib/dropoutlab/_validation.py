@@ -65,3 +65,33 @@ def check_generator(generator, x: torch.Tensor, name: str = "generator"):
             f"create it with torch.Generator(device=x.device)"
         )
     return generator
+
+
+def check_int(value, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Check that ``value`` is an ``int`` (not a bool) in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def check_choice(value, name: str, choices: tuple[str, ...]) -> str:
+    """Check that ``value`` is one of the strings in ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_min_dim(x: torch.Tensor, name: str, min_dim: int, layout: str) -> None:
+    """Check that ``x`` has at least ``min_dim`` dimensions; ``layout`` names them."""
+    if x.dim() < min_dim:
+        raise ValueError(f"{name} must have at least {min_dim} dimensions {layout}, got shape {tuple(x.shape)}")
+
+
+def check_dim(x: torch.Tensor, name: str, dim: int, layout: str) -> None:
+    """Check that ``x`` has exactly ``dim`` dimensions; ``layout`` names them."""
+    if x.dim() != dim:
+        raise ValueError(f"{name} must have {dim} dimensions {layout}, got shape {tuple(x.shape)}")
