@@ -4,7 +4,10 @@ The package is laid out by job:
 
 - :mod:`dropoutlab.functional`: the arithmetic of every variant (like ``torch.nn.functional``);
 - :mod:`dropoutlab.nn`: thin modules over those functions;
+- :mod:`dropoutlab.mc`: Monte Carlo dropout and uncertainty metrics;
 - :mod:`dropoutlab.theory`: closed forms that the chapters check by simulation;
+- :mod:`dropoutlab.data`: offline data sets (scikit-learn's bundled sets, synthetic data);
+- :mod:`dropoutlab.train`: the one small training loop the book uses;
 - :mod:`dropoutlab.plotting`: the book's figure style.
 """
 
@@ -15,10 +18,10 @@ import random
 import numpy as np
 import torch
 
-from . import functional, nn, plotting, theory
+from . import data, functional, mc, nn, plotting, theory, train
 from ._validation import check_flag
 
-__all__ = ["functional", "nn", "plotting", "theory", "setup"]
+__all__ = ["functional", "nn", "mc", "theory", "data", "train", "plotting", "setup"]
 __version__ = "0.1.0"
 
 
