@@ -25,22 +25,26 @@ import time
 import torch
 
 from dropoutlab import mc
+from dropoutlab.nn import Dropout as LabDropout
 
 
-def mlp(widths: list[int], p: float) -> torch.nn.Sequential:
-    """Linear layers of the given widths, ReLU and dropout after each hidden layer."""
+DROPOUTS = {"torch.nn.Dropout": torch.nn.Dropout, "dropoutlab.nn.Dropout": LabDropout}
+
+
+def mlp(widths: list[int], p: float, dropout=torch.nn.Dropout) -> torch.nn.Sequential:
+    """Linear layers of the given widths, ReLU and ``dropout`` after each hidden layer."""
     layers: list[torch.nn.Module] = []
     for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:])):
         layers.append(torch.nn.Linear(d_in, d_out))
         if i < len(widths) - 2:
-            layers += [torch.nn.ReLU(), torch.nn.Dropout(p)]
+            layers += [torch.nn.ReLU(), dropout(p)]
     return torch.nn.Sequential(*layers)
 
 
 def python_loop(model: torch.nn.Module, x: torch.Tensor, samples: int):
     model.eval()
     for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
+        if isinstance(m, (torch.nn.Dropout, LabDropout)):
             m.train()
     with torch.no_grad():
         outs = []
@@ -112,18 +116,19 @@ def main() -> None:
     if device.type == "cuda":
         print(f"gpu: {torch.cuda.get_device_name(device)}")
     print(f"min over {args.repeats} interleaved repeats; ratio = loop time / predict time (higher is better)\n")
-    header = f"{'case':<38} {'loop ms':>9} {'predict ms':>11} {'ratio':>7} {'target':>7}  result"
+    header = f"{'case':<38} {'dropout layer':<22} {'loop ms':>9} {'predict ms':>11} {'ratio':>7} {'target':>7}  result"
     print(header)
     print("-" * len(header))
     for name, widths, n, samples, target in CASES:
-        model = mlp(widths, p=0.1).to(device)
-        x = torch.randn(n, widths[0], device=device)
-        loop, vectorised = best_times(
-            [lambda: python_loop(model, x, samples), lambda: mc.predict(model, x, samples)], device, args.repeats
-        )
-        ratio = loop / vectorised
-        verdict = "PASS" if ratio >= target else "MISS"
-        print(f"{name:<38} {loop * 1e3:>9.2f} {vectorised * 1e3:>11.2f} {ratio:>6.1f}x {target:>6.1f}x  {verdict}")
+        for layer_name, layer in DROPOUTS.items():
+            model = mlp(widths, p=0.1, dropout=layer).to(device)
+            x = torch.randn(n, widths[0], device=device)
+            loop, vectorised = best_times(
+                [lambda: python_loop(model, x, samples), lambda: mc.predict(model, x, samples)], device, args.repeats
+            )
+            ratio = loop / vectorised
+            verdict = "PASS" if ratio >= target else "MISS"
+            print(f"{name:<38} {layer_name:<22} {loop * 1e3:>9.2f} {vectorised * 1e3:>11.2f} {ratio:>6.1f}x {target:>6.1f}x  {verdict}")
 
 
 if __name__ == "__main__":

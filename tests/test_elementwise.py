@@ -161,3 +161,25 @@ def test_concrete_dropout_eval_and_bad_arguments():
         F.concrete_dropout(x, torch.tensor(0.5), temperature=0)
     with pytest.raises(ValueError, match=r"p must be a 0-d tensor, got shape \(2,\)"):
         F.concrete_dropout(x, torch.tensor([0.5, 0.5]))
+
+
+@pytest.mark.parametrize("fn", ["dropout", "seeded"])
+def test_chunked_mask_equals_one_pass_mask(fn, monkeypatch):
+    """The CPU path makes the mask in chunks; chunk boundaries must not change it."""
+    from dropoutlab import _hashmask
+
+    # more than 2**15 elements, so dropout takes the hashed path too
+    x = torch.randn(40_007, dtype=torch.float64, requires_grad=True)
+
+    def run():
+        if fn == "seeded":
+            y = F.seeded_dropout(x, 0.3, seed=5)
+        else:
+            y = F.dropout(x, 0.3, generator=torch.Generator().manual_seed(5))
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        return y, grad
+
+    one_pass = run()
+    monkeypatch.setattr(_hashmask, "CPU_CHUNK", 9_999)  # 5 chunks, the last one short
+    chunked = run()
+    assert torch.equal(one_pass[0], chunked[0]) and torch.equal(one_pass[1], chunked[1])

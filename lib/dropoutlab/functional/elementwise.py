@@ -12,6 +12,10 @@ from ._common import _draw_dtype, _dropped, _prelude, _zeros_keeping_graph
 
 __all__ = ["dropout", "gaussian_dropout", "alpha_dropout", "seeded_dropout", "concrete_dropout"]
 
+# Up to this many elements, dropout draws its mask with torch.rand; above, with
+# the hashed mask, whose fixed cost (a dozen kernel launches) then pays off.
+_SMALL_NUMEL = 2**15
+
 
 def dropout(
     x: torch.Tensor,
@@ -65,9 +69,11 @@ def dropout(
 
     Note:
         Like :func:`torch.nn.functional.dropout`, a dropped element is
-        multiplied by 0, so a dropped ``inf`` becomes NaN. The mask is a
-        hash of each element's index keyed by two integers drawn from
-        ``generator``; backward keeps only the boolean mask, 1 byte per element.
+        multiplied by 0, so a dropped ``inf`` becomes NaN. Tensors of more
+        than :math:`2^{15}` elements draw their mask as a hash of each
+        element's index, keyed by two integers from ``generator`` (faster on
+        the CPU); smaller ones use ``torch.rand``. Either way backward keeps
+        only the boolean mask, 1 byte per element.
 
     Example:
         >>> import torch
@@ -97,11 +103,17 @@ def dropout(
         return x
     if p == 1.0:
         return _zeros_keeping_graph(x)
-    # The mask is a keyed hash of each element's index (see _hashmask), with
-    # two int32 keys drawn from the generator; backward reuses the boolean
-    # mask (1 byte per element).
+    scale = 1.0 / q if inverted else 1.0
+    if x.numel() <= _SMALL_NUMEL:
+        # Few elements: four kernels beat the hash's dozen. Multiplying by the
+        # boolean mask makes autograd save just that mask, 1 byte per element.
+        y = x * (torch.rand(x.shape, generator=generator, device=x.device, dtype=_draw_dtype(x)) >= p)
+        return y * scale if inverted else y
+    # Many elements: the mask is a keyed hash of each element's index (see
+    # _hashmask), with two int32 keys drawn from the generator; backward
+    # reuses the boolean mask (1 byte per element).
     keys = _hashmask.random_keys(generator, x.device)
-    return _hashmask.HashDropout.apply(x, p, 1.0 / q if inverted else 1.0, keys, True)
+    return _hashmask.HashDropout.apply(x, p, scale, keys, True)
 
 
 def gaussian_dropout(
