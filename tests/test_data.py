@@ -16,6 +16,15 @@ def test_digits_split_is_seeded_disjoint_and_standardised():
     assert set(a.y_train.unique().tolist()) <= set(range(10))
 
 
+def test_constant_training_features_are_centred_not_blown_up():
+    # with 30 training digits several border pixels are constant (all zero)
+    split = data.digits(n_train=30, seed=0)
+    constant = split.X_train.std(0) == 0
+    assert constant.any()
+    # the test values of those pixels stay on the scale of the raw pixels (0..16)
+    assert split.X_test[:, constant].abs().max() <= 16
+
+
 def test_diabetes_target_round_trips():
     split = data.diabetes(seed=0)
     from sklearn.datasets import load_diabetes
