@@ -343,7 +343,7 @@ def reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, n_bins: int =
     r"""Plot accuracy against confidence per bin, beside the diagonal of perfect calibration.
 
     The bins are those of :func:`expected_calibration_error`: blue bars show each non-empty bin's accuracy,
-    orange bars the gap to its mean confidence, and the title gives the ECE.
+    hatched outlines the gap to its mean confidence, and the title gives the ECE.
 
     Args:
         probs: class probabilities, :math:`(N, K)`.
@@ -376,7 +376,10 @@ def reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, n_bins: int =
     gap = ((confidence_sum[filled] - correct[filled]) / count[filled]).tolist()
     bars = dict(width=1.0 / n_bins, align="edge", edgecolor="white")
     ax.bar(left, accuracy, color=PALETTE["blue"], label="Accuracy", **bars)
-    ax.bar(left, gap, bottom=accuracy, color=PALETTE["orange"], alpha=0.6, label="Gap to confidence", **bars)
+    # An outlined, hatched bar: where accuracy exceeds confidence the gap bar
+    # lies over the accuracy bar, and a translucent fill would blend the colours.
+    ax.bar(left, gap, bottom=accuracy, facecolor="none", hatch="//", label="Gap to confidence",
+           **{**bars, "edgecolor": PALETTE["vermillion"]})
     ax.plot([0, 1], [0, 1], linestyle="--", color=PALETTE["black"], label="Perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="Confidence (top-class probability)", ylabel="Accuracy")
     ax.set_title(f"Reliability diagram (ECE = {_ece(count, confidence_sum, correct):.3f})")
