@@ -135,7 +135,7 @@ def test_matches_torch_dropout_in_distribution(generator):
         torch.testing.assert_close(y[kept], x[kept] / (1 - p))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)  # seeded: the same examples every run
 @given(
     shape=st.lists(st.integers(0, 5), min_size=0, max_size=4),
     p=st.floats(0.0, 1.0),
