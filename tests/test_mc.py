@@ -363,7 +363,7 @@ def test_mutual_information_of_disagreeing_one_hots_is_log_two():
     torch.testing.assert_close(mc.mutual_information(p), torch.tensor([math.log(2)], dtype=torch.float64))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)  # seeded: the same examples every run
 @given(
     t=st.integers(1, 8), n=st.integers(1, 6), k=st.integers(1, 6), scale=st.floats(0.0, 30.0), seed=st.integers(0, 2**31)
 )
