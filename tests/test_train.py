@@ -73,3 +73,9 @@ def test_bad_arguments(kwargs, error, message):
 def test_mismatched_rows():
     with pytest.raises(ValueError, match="X and y must have the same, non-zero number of rows, got 3 and 2"):
         fit(torch.nn.Linear(1, 1), torch.ones(3, 1), torch.ones(2, 1))
+
+
+def test_mse_shape_mismatch_is_named_not_broadcast():
+    X, y = linear_problem()
+    with pytest.raises(ValueError, match=r"output and y must have the same shape, got \(64, 1\) and \(64,\)"):
+        fit(torch.nn.Linear(4, 1), X, y[:, 0])

@@ -89,14 +89,6 @@ def _keep_chunks(numel: int, p: float, keys, device: torch.device, keep_out: tor
         yield start, stop, torch.ge(hh, threshold, out=keep)
 
 
-def keep_mask(numel: int, p: float, keys, device: torch.device) -> torch.Tensor:
-    """A flat boolean tensor, True where an element is kept; see :func:`_keep_chunks`."""
-    keep = torch.empty(numel, dtype=torch.bool, device=device)
-    for _ in _keep_chunks(numel, p, keys, device, keep):
-        pass
-    return keep
-
-
 def _scaled_product(src: torch.Tensor, chunks, scale: float) -> torch.Tensor:
     """``src * keep * scale`` for a flat ``src``, chunk by chunk, with ``keep`` from ``chunks``.
 

@@ -141,7 +141,14 @@ def fit(
         total = 0.0
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            batch_loss = loss_fn(model(X[idx]), y[idx])
+            out = model(X[idx])
+            if loss == "mse" and out.shape != y[idx].shape:
+                # mse_loss would broadcast (n, 1) against (n,) into an (n, n) loss: a silent bug
+                raise ValueError(
+                    f"with loss='mse' the model's output and y must have the same shape, "
+                    f"got {tuple(out.shape)} and {tuple(y[idx].shape)}"
+                )
+            batch_loss = loss_fn(out, y[idx])
             step_loss = batch_loss + penalty() if penalty is not None else batch_loss
             opt.zero_grad(set_to_none=True)
             step_loss.backward()
