@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -51,6 +52,10 @@ untrusted submissions in a container or VM without network, with memory
 and CPU limits."""
 
 _MARKER = "<<dropoutlab-grading-result>>"
+# nbclient logs each timeout and interrupt as an error; the rows report them instead
+_QUIET = logging.getLogger("dropoutlab.grading.kernel")
+_QUIET.setLevel(logging.CRITICAL)
+_QUIET.propagate = False
 
 
 @dataclass
@@ -88,14 +93,15 @@ def _kernel_manager(socket_dir: Path):
     """A kernel of this very Python (like nbval's --current-env), whatever kernelspecs are installed."""
     from ipykernel.kernelspec import get_kernel_dict
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
 
     class _ThisPython(KernelSpecManager):
         def get_kernel_spec(self, kernel_name):
             return KernelSpec(resource_dir="", **get_kernel_dict())
 
     # ipc: a local socket file, not TCP (no port to reach, no plain-text warning)
-    return KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython(), transport="ipc",
+    # nbclient needs the async manager: a blocking client's get_msg cannot be cancelled
+    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython(), transport="ipc",
                          ip=str(socket_dir / "kernel"))
 
 
@@ -133,72 +139,85 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 def _execute(nb, workdir: Path, ids: list[str], seed: int, timeout: float) -> _Execution:
     from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
 
     result = _Execution()
     timeout_error = {"ename": "Timeout", "evalue": f"the cell ran past {timeout:g} s and was interrupted",
                      "traceback": []}
     client = NotebookClient(
         nb, timeout=timeout, allow_errors=True, interrupt_on_timeout=True, error_on_timeout=timeout_error,
-        km=_kernel_manager(workdir.parent), resources={"metadata": {"path": str(workdir)}}, record_timing=False,
+        km=_kernel_manager(workdir.parent), log=_QUIET, resources={"metadata": {"path": str(workdir)}}, record_timing=False,
     )
+    client.owns_km = True  # so that nbclient shuts the kernel down when the block ends
     env = {**os.environ, "MPLBACKEND": "Agg"}
     with client.setup_kernel(env=env, cwd=str(workdir)):
-        def extra(source: str):
-            # nbclient addresses cells by index into nb.cells: cells of our own go at the end
-            nb.cells.append(nbformat.v4.new_code_cell(source))
-            return nb.cells[-1], len(nb.cells) - 1
+        _run_cells(client, nb, ids, seed, timeout, result)
+    return result
 
-        def responsive() -> bool:
-            probe, index = extra("pass")
-            try:
-                client.timeout = 10
-                client.execute_cell(probe, index)
-            except DeadKernelError:
-                return False
-            finally:
-                client.timeout = timeout
-                nb.cells.pop()
-            return _error_of(probe) is None
 
-        def run(cell, index) -> bool:
-            """Execute one cell; False once the kernel is dead or stuck."""
-            try:
-                client.execute_cell(cell, index)
-            except DeadKernelError:
-                result.dead = f"the kernel died in cell {index} (sys.exit in a thread, os._exit, a crash or out of memory)"
-                return False
-            error = _error_of(cell)
-            if error and error.startswith("Timeout:") and not responsive():
+def _run_cells(client, nb, ids, seed, timeout, result: _Execution) -> None:
+    from nbclient.exceptions import DeadKernelError
+
+    def extra(source: str):
+        # nbclient addresses cells by index into nb.cells: cells of our own go at the end
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+        return nb.cells[-1], len(nb.cells) - 1
+
+    def responsive() -> bool:
+        probe, index = extra("pass")
+        try:
+            client.timeout = 10
+            client.execute_cell(probe, index)
+        except DeadKernelError:
+            return False
+        finally:
+            client.timeout = timeout
+            nb.cells.pop()
+        return _error_of(probe) is None
+
+    replies = []
+    client.on_cell_executed = lambda cell, cell_index, execute_reply: replies.append(execute_reply)
+
+    def run(cell, index) -> bool:
+        """Execute one cell; False once the kernel is dead or stuck."""
+        replies.clear()
+        try:
+            client.execute_cell(cell, index)
+        except DeadKernelError:
+            result.dead = f"the kernel died in cell {index} (os._exit, a crash or out of memory)"
+            return False
+        content = replies[-1].get("content", {}) if replies else {}
+        if content.get("ename") == "Timeout":
+            # the interrupt's KeyboardInterrupt may or may not reach the outputs: record the cause
+            cell.outputs = [nbformat.v4.new_output("error", ename="Timeout", evalue=content["evalue"], traceback=[])]
+            if not responsive():
                 result.dead = f"cell {index} ran past {timeout:g} s and the kernel stayed stuck after an interrupt"
                 return False
-            return True
+        return True
 
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            alive = run(cell, index)
-            if cell.get("outputs"):
-                error = _error_of(cell)
-                if error:
-                    result.errors[index] = error
-            if not alive:
-                return result
-        for exercise_id in ids:
-            cell, index = extra(_grading_source(exercise_id, EXERCISES[exercise_id].answer_name, seed))
-            alive = run(cell, index)
-            nb.cells.pop()
-            if not alive:
-                result.results[exercise_id] = {"status": "dead"}
-                return result
-            text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
-            line = next((ln for ln in text.splitlines() if ln.startswith(_MARKER)), None)
-            if line is None:
-                error = _error_of(cell) or "no result"
-                result.results[exercise_id] = {"status": "error", "error": error}
-            else:
-                result.results[exercise_id] = json.loads(line[len(_MARKER):])
-    return result
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        alive = run(cell, index)
+        if cell.get("outputs"):
+            error = _error_of(cell)
+            if error:
+                result.errors[index] = error
+        if not alive:
+            return
+    for exercise_id in ids:
+        cell, index = extra(_grading_source(exercise_id, EXERCISES[exercise_id].answer_name, seed))
+        alive = run(cell, index)
+        nb.cells.pop()
+        if not alive:
+            result.results[exercise_id] = {"status": "dead"}
+            return
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        line = next((ln for ln in text.splitlines() if ln.startswith(_MARKER)), None)
+        if line is None:
+            error = _error_of(cell) or "no result"
+            result.results[exercise_id] = {"status": "error", "error": error}
+        else:
+            result.results[exercise_id] = json.loads(line[len(_MARKER):])
 
 
 def _defining_cell(nb, function_name: str) -> int | None:
@@ -260,6 +279,10 @@ def grade_one(path: str | Path, *, seed: int, timeout: float = 60.0, exercises: 
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         notes.append(f"wrote or deleted {len(changed)} file(s) in its folder copy ({shown}); discarded")
+    for index, error in sorted(execution.errors.items())[:3]:
+        notes.append(f"cell {index} failed: {error[:200]}")
+    if len(execution.errors) > 3:
+        notes.append(f"{len(execution.errors) - 3} more cell(s) failed")
     notes.append(f"ran in {elapsed:.1f} s")
 
     tampered = path.read_bytes() != original
