@@ -7,11 +7,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test clean help
+.PHONY: book test exercises clean help
 
 help:
 	@echo "make book   build the book into _build/html (executes every notebook)"
 	@echo "make test   run the library tests and every notebook (nbval)"
+	@echo "make exercises  write the student notebooks to _build/exercises"
 	@echo "make clean  remove _build and caches (keeps .venv)"
 
 $(BIN)/python:
@@ -26,9 +27,14 @@ $(STAMP): $(BIN)/python requirements.txt pyproject.toml
 # -W: every warning is an error; -n: nitpicky cross-references; --keep-going:
 # report all of them. A failing cell is an error too (execute.allow_errors is
 # false) and its traceback is printed (nb_execution_show_tb).
-book: $(STAMP)
+book: $(STAMP) exercises
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
+
+# The student versions of hands_on/ (solutions replaced by stubs); the book's
+# exercise pages link to them for download.
+exercises: $(STAMP)
+	$(BIN)/python -m dropoutlab.grading assign --source hands_on --out _build/exercises
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -8,7 +8,9 @@ The package is laid out by job:
 - :mod:`dropoutlab.theory`: closed forms that the chapters check by simulation;
 - :mod:`dropoutlab.data`: offline data sets (scikit-learn's bundled sets, synthetic data);
 - :mod:`dropoutlab.train`: the one small training loop the book uses;
-- :mod:`dropoutlab.plotting`: the book's figure style.
+- :mod:`dropoutlab.plotting`: the book's figure style;
+- :mod:`dropoutlab.grading`: checks for the hands-on exercises, student notebooks and
+  a batch grader (imported on demand: ``from dropoutlab.grading import check``).
 """
 
 from __future__ import annotations

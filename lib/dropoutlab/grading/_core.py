@@ -108,7 +108,7 @@ class Report:
 
     @property
     def feedback(self) -> str:
-        """The report as plain text: a summary line, then PASS/FAIL per check."""
+        """Plain text, a summary line and then PASS or FAIL for each check with its hint."""
         lines = [f"{self.title} ({self.exercise_id}): {_points(self.score)}/{_points(self.max_score)} points"]
         for r in self.results:
             lines.append(f"  {'PASS' if r.passed else 'FAIL'}  {r.name}")

@@ -13,7 +13,7 @@ For each submission the grader
    kernel, each with the instructor's seed and its own timeout;
 4. reports one row per submission x exercise: points, maximum, feedback.
 
-It is no sandbox: see :data:`LIMITS` and the README's instructor section.
+It is no sandbox: see ``LIMITS`` below and the README's instructor section.
 """
 
 from __future__ import annotations
