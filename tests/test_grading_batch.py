@@ -12,7 +12,6 @@ import pytest
 from dropoutlab.grading import EXERCISES, exercise_ids
 from dropoutlab.grading.__main__ import main
 from dropoutlab.grading.batch import grade
-from dropoutlab.grading.notebooks import assign
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDS_ON = ROOT / "hands_on"
