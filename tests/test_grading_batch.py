@@ -56,9 +56,10 @@ def test_assign_writes_stubs_and_drops_solution_only_cells(student_dir):
             assert "hide-input" not in cell.metadata.get("tags", [])
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         for exercise_id in nb.metadata["dropoutlab"]["exercises"]:
             name = EXERCISES[exercise_id].answer_name
-            assert f'raise NotImplementedError("{name}: not implemented yet")' in text
+            assert f'raise NotImplementedError("{name}: not implemented yet")' in code
 
 
 def test_solutions_get_every_point_and_students_fail_cleanly(student_dir, tmp_path):
