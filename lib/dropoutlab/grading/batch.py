@@ -280,7 +280,8 @@ def grade_one(path: str | Path, *, seed: int, timeout: float = 60.0, exercises: 
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         notes.append(f"wrote or deleted {len(changed)} file(s) in its folder copy ({shown}); discarded")
     for index, error in sorted(execution.errors.items())[:3]:
-        notes.append(f"cell {index} failed: {error[:200]}")
+        first_line = error.splitlines()[0] if error else ""
+        notes.append(f"cell {index} failed: {first_line[:200]}")
     if len(execution.errors) > 3:
         notes.append(f"{len(execution.errors) - 3} more cell(s) failed")
     notes.append(f"ran in {elapsed:.1f} s")
