@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HANDS_ON = ROOT / "hands_on"
 SEED = 12345
 TIMEOUT = 30  # per cell; generous on a loaded 2-core machine (an import of torch takes ~2 s)
-HOSTILE_TIMEOUT = 8  # the hostile cases wait for it once or twice
+HOSTILE_TIMEOUT = 15  # per cell; the hostile cases wait for it once or twice
 
 
 def _sha(path):
