@@ -14,12 +14,10 @@ import math
 import torch
 
 from .._core import SIGMAS, Exercise, LearnerError, Mistake, register
+from ._dropout_like import RTOL, all_equal_to, check_generator, check_no_mutation, check_p_one, run_on_copy
 
 P = 0.3
 ROWS, COLS = 256, 512
-# Kept values are x / q up to the rounding of one or two float32 operations
-# (scaling before or after masking): a relative error of a few 1e-7.
-RTOL = 1e-5
 
 EXERCISE = register(Exercise(
     id="inverted_dropout",
@@ -62,12 +60,6 @@ def _input(probe, stream=0):
     return torch.randn(ROWS, COLS, generator=probe.generator(stream))
 
 
-def _run(answer, probe, x, p, *, training=True, stream=1):
-    """Call the answer on a copy of ``x`` (so a mutation cannot leak into the next check)."""
-    out = probe.call(answer, x.clone(), p, training=training, generator=probe.generator(stream))
-    return probe.tensor(out, "the output", shape=x.shape, dtype=x.dtype).detach()
-
-
 def _zero_fraction(out):
     return (out == 0).double().mean().item()
 
@@ -81,28 +73,20 @@ def _ratios(out, x):
     return (out[kept] / x[kept]).double()
 
 
-def _constant(values, target):
-    return values.numel() > 0 and bool(torch.allclose(values, torch.full_like(values, target), rtol=RTOL, atol=0))
-
-
 @EXERCISE.check("returns a tensor shaped like x, with x's dtype")
 def _returns_tensor(answer, probe):
-    _run(answer, probe, _input(probe), P)
+    run_on_copy(answer, probe, _input(probe), P)
 
 
 @EXERCISE.check("never modifies x")
 def _no_mutation(answer, probe):
-    x = _input(probe)
-    x_before = x.clone()
-    probe.call(answer, x, P, training=True, generator=probe.generator(1))
-    if not torch.equal(x, x_before):
-        raise Mistake("in_place", f"{(x != x_before).double().mean().item():.0%} of x's entries changed")
+    check_no_mutation(answer, probe, _input(probe), P)
 
 
 @EXERCISE.check("drops a fraction p of the units while training")
 def _drop_rate(answer, probe):
     x = _input(probe)
-    out = _run(answer, probe, x, P)
+    out = run_on_copy(answer, probe, x, P)
     rate = _zero_fraction(out)
     tol = SIGMAS * _rate_sigma(P, x.numel())
     if abs(rate - P) <= tol:
@@ -119,17 +103,17 @@ def _drop_rate(answer, probe):
 @EXERCISE.check("rescales the kept units by 1/(1 - p)")
 def _rescale(answer, probe):
     x = _input(probe)
-    out = _run(answer, probe, x, P)
+    out = run_on_copy(answer, probe, x, P)
     ratios = _ratios(out, x)
     q = 1 - P
     if ratios.numel() == 0:
         raise Mistake(None, f"at p = {P} every unit was dropped, so no kept value can be checked")
-    if _constant(ratios, 1 / q):
+    if all_equal_to(ratios, 1 / q):
         return
     median = ratios.median().item()
     detail = f"kept values are {median:.3f} x at p = {P}, expected 1/(1 - p) = {1 / q:.3f}"
     for code, target in (("no_rescale", 1.0), ("divide_by_p", 1 / P), ("multiply_by_q", q)):
-        if _constant(ratios, target):
+        if all_equal_to(ratios, target):
             raise Mistake(code, detail)
     if ratios.std().item() > 1e-3:
         raise Mistake("gaussian_mask", f"the output / x ratios vary (std {ratios.std().item():.3f}); they should all be {1 / q:.3f}")
@@ -139,7 +123,7 @@ def _rescale(answer, probe):
 @EXERCISE.check("draws an independent mask value for every element")
 def _independent(answer, probe):
     x = _input(probe)
-    kept = _run(answer, probe, x, P) != 0
+    kept = run_on_copy(answer, probe, x, P) != 0
     if kept.all() or not kept.any():
         raise Mistake(None, f"at p = {P} it kept {'every' if kept.all() else 'no'} unit")
     if (kept == kept[:1]).all():
@@ -153,7 +137,7 @@ def _independent(answer, probe):
 @EXERCISE.check("training=False returns x unchanged")
 def _eval_identity(answer, probe):
     x = _input(probe)
-    out = _run(answer, probe, x, P, training=False)
+    out = run_on_copy(answer, probe, x, P, training=False)
     if torch.equal(out, x):
         return
     rate = _zero_fraction(out)
@@ -161,7 +145,7 @@ def _eval_identity(answer, probe):
         raise Mistake("ignore_training", f"with training=False it still dropped {rate:.3f} of the units")
     ratios = _ratios(out, x)
     for target in (1 - P, 1 / (1 - P), P, 1 / P):
-        if _constant(ratios, target):
+        if all_equal_to(ratios, target):
             raise Mistake("scale_at_eval", f"with training=False the output is {target:.3f} x")
     raise Mistake(None, "with training=False the output differs from x")
 
@@ -169,17 +153,8 @@ def _eval_identity(answer, probe):
 @EXERCISE.check("p = 0 keeps everything and p = 1 gives zeros, never NaN")
 def _edges(answer, probe):
     x = _input(probe)[:64, :16]  # 1024 elements
-    try:
-        out1 = _run(answer, probe, x, 1.0)
-    except LearnerError as e:
-        if isinstance(e.error, ZeroDivisionError):
-            raise Mistake("nan_at_p1", f"{e}") from None
-        raise
-    if not torch.isfinite(out1).all():
-        raise Mistake("nan_at_p1", f"at p = 1, {(~torch.isfinite(out1)).sum().item()} of {x.numel()} outputs are NaN or inf")
-    if not (out1 == 0).all():
-        raise Mistake(None, f"at p = 1, {(out1 != 0).sum().item()} of {x.numel()} units were kept; all must be dropped")
-    out0 = _run(answer, probe, x, 0.0)
+    check_p_one(answer, probe, x)
+    out0 = run_on_copy(answer, probe, x, 0.0)
     # `rand > p` drops a unit whose uniform draw is exactly 0 (probability
     # 2**-24 each): allow one such unit among 1024 (two: probability < 2e-9).
     changed = (out0 != x).sum().item()
@@ -189,19 +164,8 @@ def _edges(answer, probe):
 
 @EXERCISE.check("draws its mask from the generator it is given")
 def _generator(answer, probe):
-    x = _input(probe)
-    g_a, g_b, g_c = probe.generator(7), probe.generator(7), probe.generator(8)
-    out_a = probe.tensor(probe.call(answer, x.clone(), P, training=True, generator=g_a), "the output")
-    out_b = probe.tensor(probe.call(answer, x.clone(), P, training=True, generator=g_b), "the output")
-    if torch.equal(out_a, x):
-        raise Mistake("returns_x", "so no mask was drawn from the generator")
-    if not torch.equal(out_a, out_b):
-        raise Mistake("ignore_generator")
-    out_c = probe.tensor(probe.call(answer, x.clone(), P, training=True, generator=g_c), "the output")
-    again = probe.tensor(probe.call(answer, x.clone(), P, training=True, generator=g_a), "the output")
-    if torch.equal(out_a, out_c) or torch.equal(out_a, again):
-        raise Mistake("fixed_mask", "generators with different seeds or states gave the same mask")
-    probe.tensor(probe.call(answer, x.clone(), P, training=True), "the output with generator=None")
+    # 131072 units: two correct masks coincide with probability 0.58^131072
+    check_generator(answer, probe, _input(probe), P, fixed_code="fixed_mask")
 
 
 @EXERCISE.check("keeps the autograd graph: the gradient is mask / (1 - p)")

@@ -23,15 +23,13 @@ import math
 import torch
 import torch.nn.functional as torch_F
 
-from .._core import SIGMAS, Exercise, LearnerError, Mistake, register
+from .._core import SIGMAS, Exercise, Mistake, register
+from ._dropout_like import all_equal_to, check_generator, check_no_mutation, check_p_one, run_on_copy
 
 # ---- channel_dropout ---------------------------------------------------------------------
 
 P_CHANNEL = 0.3
 N, C, H, W = 48, 64, 5, 6
-# Kept values are x / q up to the rounding of one or two float32 operations
-# (scaling before or after masking): a relative error of a few 1e-7.
-RTOL = 1e-5
 
 CHANNEL = register(Exercise(
     id="channel_dropout",
@@ -70,38 +68,24 @@ def _maps(probe, stream=0):
     return torch.randn(N, C, H, W, generator=probe.generator(stream))
 
 
-def _run_channel(answer, probe, x, p, *, training=True, stream=1):
-    """Call the answer on a copy of ``x`` (so a mutation cannot leak into the next check)."""
-    out = probe.call(answer, x.clone(), p, training=training, generator=probe.generator(stream))
-    return probe.tensor(out, "the output", shape=x.shape, dtype=x.dtype).detach()
-
-
 def _constant_along(mask, dim):
     return bool((mask == mask.narrow(dim, 0, 1)).all())
 
 
-def _constant(values, target):
-    return values.numel() > 0 and bool(torch.allclose(values, torch.full_like(values, target), rtol=RTOL, atol=0))
-
-
 @CHANNEL.check("returns a tensor shaped like x, with x's dtype")
 def _channel_returns_tensor(answer, probe):
-    _run_channel(answer, probe, _maps(probe), P_CHANNEL)
+    run_on_copy(answer, probe, _maps(probe), P_CHANNEL)
 
 
 @CHANNEL.check("never modifies x")
 def _channel_no_mutation(answer, probe):
-    x = _maps(probe)
-    x_before = x.clone()
-    probe.call(answer, x, P_CHANNEL, training=True, generator=probe.generator(1))
-    if not torch.equal(x, x_before):
-        raise Mistake("in_place", f"{(x != x_before).double().mean().item():.0%} of x's entries changed")
+    check_no_mutation(answer, probe, _maps(probe), P_CHANNEL)
 
 
 @CHANNEL.check("drops whole (n, c) maps, drawn independently for every sample and channel")
 def _channel_structure(answer, probe):
     x = _maps(probe)
-    out = _run_channel(answer, probe, x, P_CHANNEL)
+    out = run_on_copy(answer, probe, x, P_CHANNEL)
     kept = out != 0
     const = [_constant_along(kept, d) for d in range(4)]
     # A correct answer is constant along H and W. It is constant along C only
@@ -127,7 +111,7 @@ def _channel_structure(answer, probe):
 @CHANNEL.check("drops a fraction p of the channels while training")
 def _channel_rate(answer, probe):
     x = _maps(probe)
-    out = _run_channel(answer, probe, x, P_CHANNEL)
+    out = run_on_copy(answer, probe, x, P_CHANNEL)
     rate = (out == 0).double().mean().item()
     # For a correct answer the zero fraction is the fraction of dropped maps,
     # Binomial(N C, p) / (N C): sigma = sqrt(p (1 - p) / (N C)).
@@ -145,17 +129,17 @@ def _channel_rate(answer, probe):
 @CHANNEL.check("rescales the kept channels by 1/(1 - p)")
 def _channel_rescale(answer, probe):
     x = _maps(probe)
-    out = _run_channel(answer, probe, x, P_CHANNEL)
+    out = run_on_copy(answer, probe, x, P_CHANNEL)
     kept = out != 0
     ratios = (out[kept] / x[kept]).double()
     q = 1 - P_CHANNEL
     if ratios.numel() == 0:
         raise Mistake(None, f"at p = {P_CHANNEL} every unit was dropped, so no kept value can be checked")
-    if _constant(ratios, 1 / q):
+    if all_equal_to(ratios, 1 / q):
         return
     detail = f"kept values are {ratios.median().item():.3f} x at p = {P_CHANNEL}, expected 1/(1 - p) = {1 / q:.3f}"
     for code, target in (("no_rescale", 1.0), ("divide_by_p", 1 / P_CHANNEL)):
-        if _constant(ratios, target):
+        if all_equal_to(ratios, target):
             raise Mistake(code, detail)
     raise Mistake(None, detail)
 
@@ -163,7 +147,7 @@ def _channel_rescale(answer, probe):
 @CHANNEL.check("training=False returns x unchanged")
 def _channel_eval(answer, probe):
     x = _maps(probe)
-    out = _run_channel(answer, probe, x, P_CHANNEL, training=False)
+    out = run_on_copy(answer, probe, x, P_CHANNEL, training=False)
     if torch.equal(out, x):
         return
     rate = (out == 0).double().mean().item()
@@ -175,17 +159,8 @@ def _channel_eval(answer, probe):
 @CHANNEL.check("p = 0 keeps everything and p = 1 gives zeros, never NaN")
 def _channel_edges(answer, probe):
     x = _maps(probe)[:8, :8]  # 64 maps, 1920 units
-    try:
-        out1 = _run_channel(answer, probe, x, 1.0)
-    except LearnerError as e:
-        if isinstance(e.error, ZeroDivisionError):
-            raise Mistake("nan_at_p1", f"{e}") from None
-        raise
-    if not torch.isfinite(out1).all():
-        raise Mistake("nan_at_p1", f"at p = 1, {(~torch.isfinite(out1)).sum().item()} of {x.numel()} outputs are NaN or inf")
-    if not (out1 == 0).all():
-        raise Mistake(None, f"at p = 1, {(out1 != 0).sum().item()} of {x.numel()} units were kept; all must be dropped")
-    out0 = _run_channel(answer, probe, x, 0.0)
+    check_p_one(answer, probe, x)
+    out0 = run_on_copy(answer, probe, x, 0.0)
     # `rand > p` drops a map whose uniform draw is exactly 0 (probability 2**-24
     # each, float32): allow one such map among 64 (two: probability < 1e-11).
     changed = (out0 != x).flatten(2).any(-1).sum().item()
@@ -195,20 +170,8 @@ def _channel_edges(answer, probe):
 
 @CHANNEL.check("draws its mask from the generator it is given")
 def _channel_generator(answer, probe):
-    x = _maps(probe)
-
-    def run(g):
-        return probe.tensor(probe.call(answer, x.clone(), P_CHANNEL, training=True, generator=g), "the output")
-
-    g_a = probe.generator(7)
-    out_a, out_b = run(g_a), run(probe.generator(7))
-    if torch.equal(out_a, x):
-        raise Mistake("returns_x", "so no mask was drawn from the generator")
-    if not torch.equal(out_a, out_b):
-        raise Mistake("ignore_generator", "two generators seeded alike gave different masks")
     # 3072 independent maps: two correct masks coincide with probability 0.58^3072 < 1e-700
-    if torch.equal(out_a, run(probe.generator(8))) or torch.equal(out_a, run(g_a)):
-        raise Mistake("ignore_generator", "generators with different seeds or states gave the same mask")
+    check_generator(answer, probe, _maps(probe), P_CHANNEL, fixed_code="ignore_generator")
 
 
 # ---- drop_block_mask ---------------------------------------------------------------------
