@@ -18,6 +18,17 @@ def run_on_copy(answer, probe, x, p, *, training=True, stream=1):
     return probe.tensor(out, "the output", shape=x.shape, dtype=x.dtype).detach()
 
 
+def zero_fraction(out) -> float:
+    """Fraction of exact zeros in ``out``: the drop rate, for inputs with no zeros."""
+    return (out == 0).double().mean().item()
+
+
+def kept_ratios(out, x):
+    """``out / x`` where ``out`` is nonzero, in float64: ``1 / q`` for every kept unit of a right answer."""
+    kept = out != 0
+    return (out[kept] / x[kept]).double()
+
+
 def all_equal_to(values, target) -> bool:
     """Whether ``values`` is non-empty and every entry equals ``target`` up to ``RTOL``."""
     return values.numel() > 0 and bool(torch.allclose(values, torch.full_like(values, target), rtol=RTOL, atol=0))

@@ -14,7 +14,16 @@ import math
 import torch
 
 from .._core import SIGMAS, Exercise, LearnerError, Mistake, register
-from ._dropout_like import RTOL, all_equal_to, check_generator, check_no_mutation, check_p_one, run_on_copy
+from ._dropout_like import (
+    RTOL,
+    all_equal_to,
+    check_generator,
+    check_no_mutation,
+    check_p_one,
+    kept_ratios,
+    run_on_copy,
+    zero_fraction,
+)
 
 P = 0.3
 ROWS, COLS = 256, 512
@@ -60,17 +69,8 @@ def _input(probe, stream=0):
     return torch.randn(ROWS, COLS, generator=probe.generator(stream))
 
 
-def _zero_fraction(out):
-    return (out == 0).double().mean().item()
-
-
 def _rate_sigma(p, n):
     return math.sqrt(p * (1 - p) / n)
-
-
-def _ratios(out, x):
-    kept = out != 0
-    return (out[kept] / x[kept]).double()
 
 
 @EXERCISE.check("returns a tensor shaped like x, with x's dtype")
@@ -87,7 +87,7 @@ def _no_mutation(answer, probe):
 def _drop_rate(answer, probe):
     x = _input(probe)
     out = run_on_copy(answer, probe, x, P)
-    rate = _zero_fraction(out)
+    rate = zero_fraction(out)
     tol = SIGMAS * _rate_sigma(P, x.numel())
     if abs(rate - P) <= tol:
         return
@@ -95,7 +95,7 @@ def _drop_rate(answer, probe):
         raise Mistake("returns_x")
     if abs(rate - (1 - P)) <= tol:
         raise Mistake("keep_drop_mixup", f"at p = {P} it dropped {rate:.3f} of the units, expected {P}")
-    if rate == 0.0 and _ratios(out, x).std().item() > 1e-3:
+    if rate == 0.0 and kept_ratios(out, x).std().item() > 1e-3:
         raise Mistake("gaussian_mask", f"at p = {P} no unit was zero; the output / x ratios vary continuously")
     raise Mistake(None, f"at p = {P} it dropped a fraction {rate:.4f} of the units, expected {P} ± {tol:.4f}")
 
@@ -104,7 +104,7 @@ def _drop_rate(answer, probe):
 def _rescale(answer, probe):
     x = _input(probe)
     out = run_on_copy(answer, probe, x, P)
-    ratios = _ratios(out, x)
+    ratios = kept_ratios(out, x)
     q = 1 - P
     if ratios.numel() == 0:
         raise Mistake(None, f"at p = {P} every unit was dropped, so no kept value can be checked")
@@ -140,10 +140,10 @@ def _eval_identity(answer, probe):
     out = run_on_copy(answer, probe, x, P, training=False)
     if torch.equal(out, x):
         return
-    rate = _zero_fraction(out)
+    rate = zero_fraction(out)
     if rate > 0:
         raise Mistake("ignore_training", f"with training=False it still dropped {rate:.3f} of the units")
-    ratios = _ratios(out, x)
+    ratios = kept_ratios(out, x)
     for target in (1 - P, 1 / (1 - P), P, 1 / P):
         if all_equal_to(ratios, target):
             raise Mistake("scale_at_eval", f"with training=False the output is {target:.3f} x")

@@ -24,7 +24,15 @@ import torch
 import torch.nn.functional as torch_F
 
 from .._core import SIGMAS, Exercise, Mistake, register
-from ._dropout_like import all_equal_to, check_generator, check_no_mutation, check_p_one, run_on_copy
+from ._dropout_like import (
+    all_equal_to,
+    check_generator,
+    check_no_mutation,
+    check_p_one,
+    kept_ratios,
+    run_on_copy,
+    zero_fraction,
+)
 
 # ---- channel_dropout ---------------------------------------------------------------------
 
@@ -112,7 +120,7 @@ def _channel_structure(answer, probe):
 def _channel_rate(answer, probe):
     x = _maps(probe)
     out = run_on_copy(answer, probe, x, P_CHANNEL)
-    rate = (out == 0).double().mean().item()
+    rate = zero_fraction(out)
     # For a correct answer the zero fraction is the fraction of dropped maps,
     # Binomial(N C, p) / (N C): sigma = sqrt(p (1 - p) / (N C)).
     tol = SIGMAS * math.sqrt(P_CHANNEL * (1 - P_CHANNEL) / (N * C))
@@ -130,8 +138,7 @@ def _channel_rate(answer, probe):
 def _channel_rescale(answer, probe):
     x = _maps(probe)
     out = run_on_copy(answer, probe, x, P_CHANNEL)
-    kept = out != 0
-    ratios = (out[kept] / x[kept]).double()
+    ratios = kept_ratios(out, x)
     q = 1 - P_CHANNEL
     if ratios.numel() == 0:
         raise Mistake(None, f"at p = {P_CHANNEL} every unit was dropped, so no kept value can be checked")
@@ -150,7 +157,7 @@ def _channel_eval(answer, probe):
     out = run_on_copy(answer, probe, x, P_CHANNEL, training=False)
     if torch.equal(out, x):
         return
-    rate = (out == 0).double().mean().item()
+    rate = zero_fraction(out)
     if rate > 0:
         raise Mistake("ignore_training", f"with training=False it still dropped {rate:.3f} of the units")
     raise Mistake(None, "with training=False the output differs from x")
