@@ -28,9 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 import nbformat
 import pytest
 import yaml
+from book_site import BOOK, ROOT, SCREENSHOTS, built_pages, local_file
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-from conftest import BOOK, ROOT, SCREENSHOTS, built_pages, local_file
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 PAGES = built_pages()
