@@ -31,6 +31,9 @@ import yaml
 from book_site import BOOK, ROOT, SCREENSHOTS, built_pages, local_file
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+# the fixtures (book, base_url, browser, visit); see book_site's docstring for why not conftest
+pytest_plugins = ["book_site"]
+
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 PAGES = built_pages()
 # a page's docname: chapters/cnn.html -> chapters/cnn
