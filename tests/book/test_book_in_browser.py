@@ -106,6 +106,7 @@ def _check_images(visit, problems, counts):
     figures = visit.page.evaluate(FIGURE_CORNERS)
     counts["figures"] = len(figures)
     for figure in figures:
+        # deterministic pixels, no noise: matplotlib's white is 255; 240 allows antialiased edges
         if not all(c[3] == 255 and min(c[:3]) >= 240 for c in figure["corners"]):
             problems.append(f"figure background is not opaque white: {figure['src']} corners {figure['corners']}")
 
@@ -178,6 +179,7 @@ def _check_notebook_page(visit, page_path, execution_times, problems, counts):
         else:
             counts["reading_min"], counts["executed_s"] = int(match[1]), float(match[2])
             expected = execution_times.get(docname)
+            # same number, shown to 0.1 s here and to 0.01 s on the statistics page: rounding only
             if expected is None or abs(float(match[2]) - expected) > 0.051:
                 problems.append(f"execution time {match[2]} s differs from the statistics page's {expected}")
 
@@ -297,6 +299,8 @@ def test_figures_stay_white_in_dark_mode(visit):
     assert len(boxes) >= 3, boxes
     _, y0, _, h0 = boxes[0]
     background = _luminance(shot.getpixel((5, int(y0 + h0 / 2))))  # the page's left margin
+    # deterministic pixels: the dark theme's background measures about 0.07, a white figure under
+    # its dimming filter about 0.86, so 0.3 and 0.7 separate them with room for antialiasing
     assert background < 0.3, f"the page is not dark: luminance {background:.2f}"
     for x, y, w, h in boxes:
         # just inside each corner of the figure, as the screenshot shows it
