@@ -1,8 +1,11 @@
 """Show each notebook page's estimated reading time and its execution time.
 
 The line goes under the page title: "About 12 min to read · executed in 31.0 s".
-The reading time counts the prose at ``PROSE_WORDS_PER_MINUTE`` and the code shown
-unfolded at ``CODE_LINES_PER_MINUTE``; cell outputs are not counted. The execution
+The reading time is the core path's: the prose at ``PROSE_WORDS_PER_MINUTE`` and the
+code shown unfolded at ``CODE_LINES_PER_MINUTE``. Cell outputs, dropdowns (folded
+details, exercise solutions) and the sections a reader may skip ("Going further: …",
+"Exercises", "References") are not counted; ``tools/chapter_stats.py`` applies the
+same rule to the notebook sources. The execution
 time is myst-nb's execution data, the same numbers as the execution-statistics page
 (for a notebook taken from the cache: the run that filled the cache).
 """
@@ -18,12 +21,20 @@ PROSE_WORDS_PER_MINUTE = 200
 CODE_LINES_PER_MINUTE = 30
 
 
+OFF_CORE_SECTIONS = ("going further", "exercises", "references")
+FOLDED_CLASSES = {"cell_output", "tag_hide-input", "dropdown", "solution"}
+
+
 def _skipped(node: nodes.Node) -> bool:
-    """True inside a cell output or a folded (hide-input) cell."""
+    """True inside a cell output, a folded cell or dropdown, or an off-core section."""
     while node is not None:
-        classes = node.get("classes", []) if isinstance(node, nodes.Element) else []
-        if "cell_output" in classes or "tag_hide-input" in classes:
-            return True
+        if isinstance(node, nodes.Element):
+            if FOLDED_CLASSES & set(node.get("classes", [])):
+                return True
+            if isinstance(node, nodes.section) and node.children:
+                title = node.children[0]
+                if isinstance(title, nodes.title) and title.astext().strip().lower().startswith(OFF_CORE_SECTIONS):
+                    return True
         node = node.parent
     return False
 
