@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from . import data, functional, mc, nn, plotting, theory, train
-from ._validation import check_flag
+from ._validation import check_flag, check_int
 
 __all__ = ["functional", "nn", "mc", "theory", "data", "train", "plotting", "setup"]
 __version__ = "0.1.0"
 
 
-def setup(seed: int = 0, *, prefer_gpu: bool = True) -> torch.device:
+def setup(seed: int = 0, *, prefer_gpu: bool = True, cpu_threads: int | None = 1) -> torch.device:
     """Prepare a notebook: seed every RNG, set the plot style, pick a device.
 
     Seeds Python's ``random``, NumPy's legacy global RNG and torch's default
@@ -35,9 +35,17 @@ def setup(seed: int = 0, *, prefer_gpu: bool = True) -> torch.device:
     It also flushes subnormal floats to zero on the CPU, where they make the
     small training runs of the book many times slower.
 
+    It sets the number of CPU threads torch uses within an operation (one by
+    default). A sum split over more threads adds in another order, so a long
+    training run ends elsewhere on a machine with another number of cores; with a
+    fixed count, a laptop reproduces the numbers of the book's 2-core build. The
+    book's networks are small, so one thread costs them little.
+
     Args:
         seed: the seed, an integer in [0, 2**63).
         prefer_gpu: return ``cuda`` when a GPU is available (True), else ``cpu``.
+        cpu_threads: torch's intra-op CPU threads, >= 1; ``None`` leaves the
+            setting alone (torch's default: one per core).
 
     Returns:
         The device to put tensors and models on.
@@ -52,6 +60,9 @@ def setup(seed: int = 0, *, prefer_gpu: bool = True) -> torch.device:
     if not 0 <= seed < 2**63:
         raise ValueError(f"seed must be in [0, 2**63), got {seed}")
     check_flag(prefer_gpu, "prefer_gpu")
+    if cpu_threads is not None:
+        check_int(cpu_threads, "cpu_threads", low=1)
+        torch.set_num_threads(cpu_threads)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
