@@ -57,10 +57,8 @@ def _markdown_blocks(source: str):
         if opened:
             marker, directive = opened.group(1), opened.group(2)
             options = "\n".join(lines[i + 1 : i + 6])
-            dropdown = (
-                directive in {"dropdown", "solution", "solution-start"}
-                or ":class: dropdown" in options
-                or directive.startswith("admonition") and ":class: dropdown" in options
+            dropdown = directive in {"dropdown", "solution", "solution-start"} or (
+                ":class: dropdown" in options
             )
             if directive == "solution-start":
                 stack.append(("solution", True))
